@@ -17,7 +17,8 @@ webhook dispatch and delivery).
    is delivered. Printed: deliveries/s (N / time from the first tick to the last receipt).
    Target: at least 500/s.
 2. Latency: N more events are produced at a steady ``--rate`` (default 500/s, shared by
-   ``--producers`` processes, as web requests would be) while the worker ticks. Latency is receipt time minus the event's ``occurred_at``.
+   ``--producers`` processes, as web requests would be) while the worker ticks. Latency is
+   receipt time minus the event's ``occurred_at``.
    Printed: p50 and p99. Target: p99 under 2 s.
 
 Every delivery is checked: signature verified, each event received, none twice, and the
@@ -99,7 +100,8 @@ def _receipts(receiver: Receiver) -> list[Receipt]:
     out: list[Receipt] = []
     for r in receiver.ok:
         event = r.event
-        out.append((r.webhook_id, r.at, bool(r.verified), event["occurred_at"], (event.get("instance") or {}).get("id")))
+        instance = (event.get("instance") or {}).get("id")
+        out.append((r.webhook_id, r.at, bool(r.verified), event["occurred_at"], instance))
     return out
 
 

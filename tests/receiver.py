@@ -18,6 +18,7 @@ HTTP/1.1 with keep-alive, one thread per connection (``ThreadingHTTPServer``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -99,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.receiver._closed(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _handle(self) -> None:
@@ -212,10 +213,8 @@ class Receiver:
             connections = list(self._connections)
             self._connections.clear()
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             connection.close()
 
     def _answer(self) -> tuple[int, float, str | None]:

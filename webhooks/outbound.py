@@ -210,7 +210,11 @@ def deliver(
                 return report
             targets = _targets(subscriptions, {d.recipient for d in claimed}, settings, resolver)
 
-            def one(delivery: DeliveryRecord, subscriptions: dict[str, Subscription] = subscriptions) -> _Sent:
+            def one(
+                delivery: DeliveryRecord,
+                subscriptions: dict[str, Subscription] = subscriptions,
+                targets: dict[str, ssrf.Target | str] = targets,
+            ) -> _Sent:
                 at = clock.now()
                 subscription = subscriptions[delivery.recipient]
                 result = _send(delivery, subscription, targets[delivery.recipient], at, settings, sender)

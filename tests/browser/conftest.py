@@ -27,13 +27,13 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.acceptance.conftest import DEMO_PASSWORD, app, seeded_sqlite, web_engine
+from tests.acceptance.conftest import DEMO_PASSWORD, app, seeded_sqlite, web_engine, webhook_allow_hosts
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, ViewportSize
 
-__all__ = ["app", "seeded_sqlite", "web_engine"]  # fixtures re-used from the acceptance tests
+__all__ = ["app", "seeded_sqlite", "web_engine", "webhook_allow_hosts"]  # fixtures re-used from the acceptance tests
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ENV = "AGGLO_CHROMIUM"  # another Chromium binary, if not the one on PATH
