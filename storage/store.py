@@ -21,6 +21,8 @@ from typing import Any, cast
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
+    Table,
     and_,
     bindparam,
     case,
@@ -90,6 +92,17 @@ def _contains(column: Any, item: str) -> ColumnElement[bool]:
     escaped = item.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     result: ColumnElement[bool] = column.like(f"%,{escaped},%", escape="\\")
     return result
+
+
+def _lease(
+    conn: Connection, table: Table, key: Any, due: Select[Any], owner: str, lease_until: datetime, **extra: Any
+) -> list[Any]:
+    """Lease the rows ``due`` selects to ``owner`` until ``lease_until`` in one ``UPDATE … RETURNING``;
+    on PostgreSQL the selection locks with ``SKIP LOCKED``, so concurrent workers take disjoint rows
+    (SQLite's single writer serialises the UPDATEs). Returns the leased rows' ``key`` values."""
+    chosen = due.with_for_update(skip_locked=True).scalar_subquery()
+    stmt = update(table).where(key.in_(chosen)).values(lease_owner=owner, lease_until=lease_until, **extra)
+    return [r[0] for r in conn.execute(stmt.returning(key))]
 
 
 def _enum(value: Any) -> Any:
@@ -976,15 +989,8 @@ class SqlTx:
             )
             .order_by(i.next_due_at, i.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        stmt = (
-            update(t.instances)
-            .where(i.id.in_(due.scalar_subquery()))
-            .values(lease_owner=owner, lease_until=lease_until)
-            .returning(i.id)
-        )
-        return [r[0] for r in self.c.execute(stmt)]
+        return _lease(self.c, t.instances, i.id, due, owner, lease_until)
 
     def release_instance(self, instance_id: str, owner: str) -> None:
         i = t.instances.c
@@ -1265,17 +1271,8 @@ class SqlTx:
             )
             .order_by(d.next_attempt_at, d.created_at, d.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        ids = [
-            r[0]
-            for r in self.c.execute(
-                update(t.deliveries)
-                .where(d.id.in_(due.scalar_subquery()))
-                .values(lease_owner=owner, lease_until=lease_until)
-                .returning(d.id)
-            )
-        ]
+        ids = _lease(self.c, t.deliveries, d.id, due, owner, lease_until)
         if not ids:
             return []
         rows = self.c.execute(select(t.deliveries).where(d.id.in_(ids)).order_by(d.created_at, d.id))
@@ -1344,17 +1341,8 @@ class SqlTx:
             .where(s.active.is_(True), s.next_due_at <= now, or_(s.lease_until.is_(None), s.lease_until < now))
             .order_by(s.next_due_at, s.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        ids = [
-            r[0]
-            for r in self.c.execute(
-                update(t.start_timers)
-                .where(s.id.in_(due.scalar_subquery()))
-                .values(lease_owner=owner, lease_until=lease_until)
-                .returning(s.id)
-            )
-        ]
+        ids = _lease(self.c, t.start_timers, s.id, due, owner, lease_until)
         if not ids:
             return []
         return [
@@ -1480,17 +1468,8 @@ class SqlTx:
             .where(o.dispatched_at.is_(None), or_(o.lease_until.is_(None), o.lease_until < now))
             .order_by(o.seq)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        seqs = [
-            r[0]
-            for r in self.c.execute(
-                update(t.outbox)
-                .where(o.seq.in_(due.scalar_subquery()))
-                .values(lease_owner=owner, lease_until=lease_until)
-                .returning(o.seq)
-            )
-        ]
+        seqs = _lease(self.c, t.outbox, o.seq, due, owner, lease_until)
         if not seqs:
             return []
         return [self._outbox(r) for r in self.c.execute(select(t.outbox).where(o.seq.in_(seqs)).order_by(o.seq))]
@@ -1579,17 +1558,8 @@ class SqlTx:
             )
             .order_by(d.seq, d.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        ids = [
-            r[0]
-            for r in self.c.execute(
-                update(t.deliveries)
-                .where(d.id.in_(due.scalar_subquery()))
-                .values(lease_owner=owner, lease_until=lease_until, status=DeliveryStatus.SENDING.value)
-                .returning(d.id)
-            )
-        ]
+        ids = _lease(self.c, t.deliveries, d.id, due, owner, lease_until, status=DeliveryStatus.SENDING.value)
         if not ids:
             return []
         rows = self.c.execute(select(t.deliveries).where(d.id.in_(ids)).order_by(d.seq, d.id))
