@@ -21,15 +21,13 @@ from engine.directory import SYSTEM_ACTOR, Actor
 from engine.engine import Engine, audit_to_dict
 from engine.errors import AggloError, BadInput
 from engine.records import (
-    DeliveryAttempt,
     DeliveryRecord,
     DeliveryStatus,
-    InboundMessage,
     InboundSource,
     MessageStatus,
-    Subscription,
 )
 from engine.settings import Settings
+from web.api import present
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 AS_OPTION = click.option("--as", "as_user", metavar="USER", help="Act as this user (login).")
@@ -669,79 +667,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _subscription_dict(s: Subscription) -> dict[str, Any]:
-    """A subscription as the API shows it (never its secrets)."""
-    return {
-        "id": s.id,
-        "url": s.url,
-        "event_types": list(s.event_types),
-        "organisation": s.organisation,
-        "active": s.active,
-        "description": s.description,
-        "created_by": s.created_by,
-        "created_at": _iso(s.created_at),
-        "updated_at": _iso(s.updated_at),
-        "rotating_until": _iso(s.previous_until) if s.previous_secret else None,
-        "consecutive_failures": s.consecutive_failures,
-        "disabled_at": _iso(s.disabled_at),
-        "disabled_reason": s.disabled_reason,
-    }
-
-
-def _delivery_dict(d: DeliveryRecord) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "event_id": d.event_id,
-        "event_type": d.payload.get("type"),
-        "subscription_id": d.recipient,
-        "instance_id": d.instance_id,
-        "status": d.status.value,
-        "attempts": d.attempts,
-        "created_at": _iso(d.created_at),
-        "next_attempt_at": _iso(d.next_attempt_at),
-        "sent_at": _iso(d.sent_at),
-        "last_error": d.last_error,
-        "reply": d.reply,
-    }
-
-
-def _attempt_dict(a: DeliveryAttempt) -> dict[str, Any]:
-    return {
-        "at": _iso(a.at),
-        "outcome": a.outcome,
-        "status": a.status,
-        "latency_ms": a.latency_ms,
-        "excerpt": a.excerpt,
-        "error": a.error,
-    }
-
-
 def _source_dict(s: InboundSource, base_url: str) -> dict[str, Any]:
     path = INBOUND_PATH.format(name=s.name)
-    return {
-        "name": s.name,
-        "active": s.active,
-        "description": s.description,
-        "created_at": _iso(s.created_at),
-        "rotating_until": _iso(s.previous_until) if s.previous_secret else None,
-        "path": path,
-        "url": base_url.rstrip("/") + path,
-    }
-
-
-def _message_dict(m: InboundMessage) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "key": m.key,
-        "source": m.source,
-        "name": m.name,
-        "correlation": m.correlation,
-        "status": m.status.value,
-        "instance_id": m.instance_id,
-        "received_at": _iso(m.received_at),
-        "expires_at": _iso(m.expires_at),
-        "correlated_at": _iso(m.correlated_at),
-    }
+    return {**present.source(s, base_url.rstrip("/") + path), "path": path}
 
 
 def _event_types(values: tuple[str, ...]) -> list[str]:
@@ -798,7 +726,7 @@ def webhooks_add(
     """Subscribe URL to events; prints the subscription's id and its signing secret (only now)."""
     actor = ctx.actor(as_user, default_system=True)
     sub, secret = ctx.engine.create_subscription(actor, url, _event_types(event_types), organisation, description)
-    payload = {**_subscription_dict(sub), "secret": secret}
+    payload = {**present.subscription(sub), "secret": secret}
     emit(
         ctx,
         payload,
@@ -815,7 +743,7 @@ def webhooks_add(
 @command
 def webhooks_list(ctx: Context, as_user: str | None) -> None:
     """Every webhook subscription, with its state and failures."""
-    items = [_subscription_dict(s) for s in ctx.engine.subscriptions(ctx.actor(as_user, default_system=True))]
+    items = [present.subscription(s) for s in ctx.engine.subscriptions(ctx.actor(as_user, default_system=True))]
     emit(ctx, items, lambda: "\n".join(_subscription_line(s) for s in items) or "no webhook subscriptions")
 
 
@@ -830,10 +758,10 @@ def webhooks_list(ctx: Context, as_user: str | None) -> None:
 def webhooks_show(ctx: Context, subscription_id: str, status: str | None, limit: int, as_user: str | None) -> None:
     """A subscription with its most recent deliveries (newest first) and each one's attempts."""
     actor = ctx.actor(as_user, default_system=True)
-    sub = _subscription_dict(ctx.engine.subscription(actor, subscription_id))
+    sub = present.subscription(ctx.engine.subscription(actor, subscription_id))
     chosen = DeliveryStatus(status) if status else None
     deliveries = [
-        {**_delivery_dict(d), "attempt_log": [_attempt_dict(a) for a in ctx.engine.delivery_attempts(actor, d.id)]}
+        {**present.delivery(d), "attempt_log": [present.attempt(a) for a in ctx.engine.delivery_attempts(actor, d.id)]}
         for d in recent_deliveries(ctx.engine, actor, subscription_id, chosen, limit)
     ]
     payload = {**sub, "deliveries": deliveries}
@@ -866,7 +794,7 @@ def _set_subscription_active(ctx: Context, subscription_id: str, as_user: str | 
     sub = ctx.engine.update_subscription(ctx.actor(as_user, default_system=True), subscription_id, active=active)
     emit(
         ctx,
-        _subscription_dict(sub),
+        present.subscription(sub),
         f"subscription {sub.id} enabled (failure count reset; undelivered events go out)"
         if active
         else f"subscription {sub.id} disabled",
@@ -911,7 +839,7 @@ def webhooks_rotate(ctx: Context, subscription_id: str, overlap_hours: float, as
         ctx.actor(as_user, default_system=True), subscription_id, timedelta(hours=overlap_hours)
     )
     until = _iso(sub.previous_until) if sub.previous_secret else None
-    payload = {**_subscription_dict(sub), "secret": secret, "previous_valid_until": until}
+    payload = {**present.subscription(sub), "secret": secret, "previous_valid_until": until}
     emit(ctx, payload, lambda: f"new secret of {sub.id}: {secret}\n{_rotation_text(until)}")
 
 
@@ -922,7 +850,7 @@ def webhooks_rotate(ctx: Context, subscription_id: str, overlap_hours: float, as
 def webhooks_redeliver(ctx: Context, delivery_id: str, as_user: str | None) -> None:
     """Send a delivery again (the worker sends it on its next tick, with the same webhook-id)."""
     delivery = ctx.engine.redeliver(ctx.actor(as_user, default_system=True), delivery_id)
-    emit(ctx, _delivery_dict(delivery), f"delivery {delivery.id} queued again: the worker sends it on its next tick")
+    emit(ctx, present.delivery(delivery), f"delivery {delivery.id} queued again: the worker sends it on its next tick")
 
 
 @webhooks.command("events")
@@ -1087,7 +1015,7 @@ def message_list(ctx: Context, status: str | None, limit: int, as_user: str | No
     found = ctx.engine.messages(
         ctx.actor(as_user, default_system=True), MessageStatus(status) if status else None, limit
     )
-    items = [_message_dict(m) for m in found]
+    items = [present.message(m) for m in found]
     emit(
         ctx,
         items,

@@ -18,10 +18,15 @@ from engine.records import (
     CommentRecord,
     DeadlineRecord,
     DefinitionRecord,
+    DeliveryAttempt,
+    DeliveryRecord,
     ExtensionRequest,
+    InboundMessage,
+    InboundSource,
     InstanceRecord,
     NotificationRecord,
     ReminderRecord,
+    Subscription,
 )
 from engine.reports import DiagramState, OverdueGroup
 
@@ -645,3 +650,77 @@ def diagram(state: DiagramState) -> dict[str, Any]:
 
 def overdue_group(group: OverdueGroup) -> dict[str, Any]:
     return group.to_dict()
+
+
+def subscription(s: Subscription) -> dict[str, Any]:
+    """A webhook subscription (never its secrets)."""
+    return {
+        "id": s.id,
+        "url": s.url,
+        "event_types": list(s.event_types),
+        "organisation": s.organisation,
+        "active": s.active,
+        "description": s.description,
+        "created_by": s.created_by,
+        "created_at": iso(s.created_at),
+        "updated_at": iso(s.updated_at),
+        "rotating_until": iso(s.previous_until) if s.previous_secret else None,
+        "consecutive_failures": s.consecutive_failures,
+        "disabled_at": iso(s.disabled_at),
+        "disabled_reason": s.disabled_reason,
+    }
+
+
+def delivery(d: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "event_type": d.payload.get("type"),
+        "subscription_id": d.recipient,
+        "instance_id": d.instance_id,
+        "status": d.status.value,
+        "attempts": d.attempts,
+        "created_at": iso(d.created_at),
+        "next_attempt_at": iso(d.next_attempt_at),
+        "sent_at": iso(d.sent_at),
+        "last_error": d.last_error,
+        "reply": d.reply,
+    }
+
+
+def attempt(a: DeliveryAttempt) -> dict[str, Any]:
+    return {
+        "at": iso(a.at),
+        "outcome": a.outcome,
+        "status": a.status,
+        "latency_ms": a.latency_ms,
+        "excerpt": a.excerpt,
+        "error": a.error,
+    }
+
+
+def source(s: InboundSource, url: str) -> dict[str, Any]:
+    """An inbound source; ``url`` is where it posts (the caller knows the app's address)."""
+    return {
+        "name": s.name,
+        "active": s.active,
+        "description": s.description,
+        "created_at": iso(s.created_at),
+        "rotating_until": iso(s.previous_until) if s.previous_secret else None,
+        "url": url,
+    }
+
+
+def message(m: InboundMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "key": m.key,
+        "source": m.source,
+        "name": m.name,
+        "correlation": m.correlation,
+        "status": m.status.value,
+        "instance_id": m.instance_id,
+        "received_at": iso(m.received_at),
+        "expires_at": iso(m.expires_at),
+        "correlated_at": iso(m.correlated_at),
+    }

@@ -12,8 +12,7 @@ from flask import Response, request, url_for
 from engine import events
 from engine.engine import SECRET_OVERLAP
 from engine.errors import FieldError, InvalidRequest
-from engine.records import DeliveryAttempt, DeliveryRecord, DeliveryStatus, InboundMessage, InboundSource, MessageStatus
-from engine.records import Subscription as Sub
+from engine.records import DeliveryStatus, InboundSource, MessageStatus
 
 from . import present
 from .common import actor, created, engine
@@ -24,76 +23,8 @@ URL = {"type": "string", "minLength": 8, "maxLength": 2000, "pattern": "^https?:
 OVERLAP = {"type": "integer", "minimum": 0, "maximum": 14 * 24 * 3600, "default": int(SECRET_OVERLAP.total_seconds())}
 
 
-def subscription(s: Sub) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "url": s.url,
-        "event_types": list(s.event_types),
-        "organisation": s.organisation,
-        "active": s.active,
-        "description": s.description,
-        "created_by": s.created_by,
-        "created_at": present.iso(s.created_at),
-        "updated_at": present.iso(s.updated_at),
-        "rotating_until": present.iso(s.previous_until) if s.previous_secret else None,
-        "consecutive_failures": s.consecutive_failures,
-        "disabled_at": present.iso(s.disabled_at),
-        "disabled_reason": s.disabled_reason,
-    }
-
-
-def delivery(d: DeliveryRecord) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "event_id": d.event_id,
-        "event_type": d.payload.get("type"),
-        "subscription_id": d.recipient,
-        "instance_id": d.instance_id,
-        "status": d.status.value,
-        "attempts": d.attempts,
-        "created_at": present.iso(d.created_at),
-        "next_attempt_at": present.iso(d.next_attempt_at),
-        "sent_at": present.iso(d.sent_at),
-        "last_error": d.last_error,
-        "reply": d.reply,
-    }
-
-
-def attempt(a: DeliveryAttempt) -> dict[str, Any]:
-    return {
-        "at": present.iso(a.at),
-        "outcome": a.outcome,
-        "status": a.status,
-        "latency_ms": a.latency_ms,
-        "excerpt": a.excerpt,
-        "error": a.error,
-    }
-
-
 def source(s: InboundSource) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "active": s.active,
-        "description": s.description,
-        "created_at": present.iso(s.created_at),
-        "rotating_until": present.iso(s.previous_until) if s.previous_secret else None,
-        "url": url_for("inbound.receive", source=s.name, _external=True),
-    }
-
-
-def message(m: InboundMessage) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "key": m.key,
-        "source": m.source,
-        "name": m.name,
-        "correlation": m.correlation,
-        "status": m.status.value,
-        "instance_id": m.instance_id,
-        "received_at": present.iso(m.received_at),
-        "expires_at": present.iso(m.expires_at),
-        "correlated_at": present.iso(m.correlated_at),
-    }
+    return present.source(s, url_for("inbound.receive", source=s.name, _external=True))
 
 
 def register_schemas(api: Api) -> None:
@@ -259,7 +190,7 @@ def install(api: Api) -> None:
         replies=[Reply(200, "Subscriptions.", {"type": "array", "items": ref("Subscription")})],
     )
     def list_webhooks() -> Response:
-        return json_response([subscription(s) for s in engine().subscriptions(actor())])
+        return json_response([present.subscription(s) for s in engine().subscriptions(actor())])
 
     @api.op(
         "POST",
@@ -288,7 +219,8 @@ def install(api: Api) -> None:
         sub, secret = engine().create_subscription(
             actor(), body["url"], body.get("event_types") or [], body.get("organisation"), body.get("description", "")
         )
-        return created({**subscription(sub), "secret": secret}, url_for("api.get_webhook", subscription_id=sub.id))
+        location = url_for("api.get_webhook", subscription_id=sub.id)
+        return created({**present.subscription(sub), "secret": secret}, location)
 
     @api.op(
         "GET",
@@ -298,7 +230,7 @@ def install(api: Api) -> None:
         replies=[Reply(200, "The subscription.", ref("Subscription"))],
     )
     def get_webhook(subscription_id: str) -> Response:
-        return json_response(subscription(engine().subscription(actor(), subscription_id)))
+        return json_response(present.subscription(engine().subscription(actor(), subscription_id)))
 
     @api.op(
         "PATCH",
@@ -320,7 +252,7 @@ def install(api: Api) -> None:
         replies=[Reply(200, "The subscription.", ref("Subscription"))],
     )
     def update_webhook(subscription_id: str, body: dict[str, Any]) -> Response:
-        return json_response(subscription(engine().update_subscription(actor(), subscription_id, **body)))
+        return json_response(present.subscription(engine().update_subscription(actor(), subscription_id, **body)))
 
     @api.op(
         "POST",
@@ -333,7 +265,7 @@ def install(api: Api) -> None:
     def rotate_webhook_secret(subscription_id: str, body: dict[str, Any]) -> Response:
         overlap = timedelta(seconds=body.get("overlap_seconds", int(SECRET_OVERLAP.total_seconds())))
         sub, secret = engine().rotate_subscription_secret(actor(), subscription_id, overlap)
-        return json_response({**subscription(sub), "secret": secret})
+        return json_response({**present.subscription(sub), "secret": secret})
 
     @api.op(
         "GET",
@@ -350,7 +282,7 @@ def install(api: Api) -> None:
         items = engine().webhook_deliveries(
             actor(), subscription_id, DeliveryStatus(status) if status else None, limit or 100
         )
-        return json_response([delivery(d) for d in items])
+        return json_response([present.delivery(d) for d in items])
 
     @api.op(
         "GET",
@@ -360,7 +292,7 @@ def install(api: Api) -> None:
         replies=[Reply(200, "Attempts, newest first.", {"type": "array", "items": ref("DeliveryAttempt")})],
     )
     def list_delivery_attempts(delivery_id: str) -> Response:
-        return json_response([attempt(a) for a in engine().delivery_attempts(actor(), delivery_id)])
+        return json_response([present.attempt(a) for a in engine().delivery_attempts(actor(), delivery_id)])
 
     @api.op(
         "POST",
@@ -373,7 +305,7 @@ def install(api: Api) -> None:
         ],
     )
     def redeliver(delivery_id: str) -> Response:
-        return json_response(delivery(engine().redeliver(actor(), delivery_id)))
+        return json_response(present.delivery(engine().redeliver(actor(), delivery_id)))
 
     # -- inbound sources ------------------------------------------------------------------------------
     @api.op(
@@ -500,4 +432,4 @@ def install(api: Api) -> None:
     )
     def list_messages(status: str | None, limit: int) -> Response:
         items = engine().messages(actor(), MessageStatus(status) if status else None, limit or 200)
-        return json_response([message(m) for m in items])
+        return json_response([present.message(m) for m in items])
