@@ -84,7 +84,11 @@ class Worker:
         store, settings = self.engine.store, self.engine.settings
         steps += [
             ("messages", lambda: self.engine.sweep_messages(), 0),
-            ("webhook_dispatch", lambda: outbound.dispatch(store, self.clock, self.owner, batch), batch),
+            (
+                "webhook_dispatch",
+                lambda: outbound.dispatch(store, self.clock, self.owner, batch, settings.worker_lease_seconds),
+                batch,
+            ),
             (
                 "webhooks",
                 lambda: outbound.deliver(

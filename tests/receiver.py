@@ -108,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         receiver = self.server.receiver
         status, delay, location = receiver._answer()
+        if len(body) < length:
+            status = 400  # the sender died mid-request: a truncated body is no delivery
         if delay:
             time.sleep(delay)
         headers = {k.lower(): v for k, v in self.headers.items()}
