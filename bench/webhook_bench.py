@@ -301,7 +301,8 @@ def _check(receipts: list[Receipt], order: dict[str, int], expected: set[str]) -
 
 def _outbox_order(engine: Engine) -> dict[str, int]:
     with engine.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        return {r[0]: int(r[1]) for r in conn.execute(text("SELECT event_id, seq FROM outbox"))}
+        rows = conn.execute(text("SELECT event_id, id FROM audit_log WHERE event_id IS NOT NULL"))
+        return {r[0]: int(r[1]) for r in rows}
 
 
 def run(

@@ -411,7 +411,6 @@ _SELECT_TASK = select(t.tasks).where(t.tasks.c.id == bindparam("task_id"))
 _SELECT_INSTANCE = select(t.instances).where(t.instances.c.id == bindparam("instance_id"))
 _INSERT_TASKS = insert(t.tasks)
 _INSERT_AUDIT = insert(t.audit_log)
-_INSERT_OUTBOX = insert(t.outbox)
 _INSERT_INSTANCE = insert(t.instances)
 _SELECT_LATEST_DEFINITION = (
     select(t.definitions)
@@ -904,10 +903,13 @@ class SqlTx:
 
     # -- audit -------------------------------------------------------------------------------------
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """One statement for every line; a public event's line is also its outbox row (event id and
+        type set here, in the transaction of the change), which the worker dispatches."""
         if entries:
-            self.c.execute(
-                _INSERT_AUDIT,
-                [
+            rows = []
+            for e in entries:
+                kind = events.event_type_of(e.action)
+                rows.append(
                     {
                         "at": e.at,
                         "actor": e.actor,
@@ -919,28 +921,11 @@ class SqlTx:
                         "definition_id": e.definition_id,
                         "details": canonical_json(e.details),
                         "data_digest": e.data_digest,
+                        "event_id": events.new_event_id() if kind is not None else None,
+                        "event_type": kind,
                     }
-                    for e in entries
-                ],
-            )
-            # The transactional outbox: public events are written with the change that caused them.
-            public = [(events.event_type_of(e.action), e) for e in entries]
-            rows = [
-                {
-                    "event_id": events.new_event_id(),
-                    "type": kind,
-                    "at": e.at,
-                    "instance_id": e.instance_id,
-                    "entry": events.entry_json(e),
-                    "dispatched_at": None,
-                    "lease_owner": None,
-                    "lease_until": None,
-                }
-                for kind, e in public
-                if kind is not None
-            ]
-            if rows:
-                self.c.execute(_INSERT_OUTBOX, rows)
+                )
+            self.c.execute(_INSERT_AUDIT, rows)
 
     def _audit_filter(self, query: AuditQuery) -> list[ColumnElement[bool]]:
         a = t.audit_log.c
@@ -1452,40 +1437,44 @@ class SqlTx:
     @staticmethod
     def _outbox(row: Any) -> OutboxEvent:
         return OutboxEvent(
-            seq=row.seq,
+            seq=row.id,
             event_id=row.event_id,
-            type=row.type,
+            type=row.event_type,
             at=row.at,
             instance_id=row.instance_id,
-            entry=events.entry_from_json(row.entry),
+            entry=_audit(row),
             dispatched_at=row.dispatched_at,
         )
 
     def claim_outbox(self, limit: int, owner: str, now: datetime, lease_until: datetime) -> list[OutboxEvent]:
-        o = t.outbox.c
+        a = t.audit_log.c
         due = (
-            select(o.seq)
-            .where(o.dispatched_at.is_(None), or_(o.lease_until.is_(None), o.lease_until < now))
-            .order_by(o.seq)
+            select(a.id)
+            .where(
+                a.event_id.is_not(None),
+                a.dispatched_at.is_(None),
+                or_(a.lease_until.is_(None), a.lease_until < now),
+            )
+            .order_by(a.id)
             .limit(limit)
         )
-        seqs = _lease(self.c, t.outbox, o.seq, due, owner, lease_until)
+        seqs = _lease(self.c, t.audit_log, a.id, due, owner, lease_until)
         if not seqs:
             return []
-        return [self._outbox(r) for r in self.c.execute(select(t.outbox).where(o.seq.in_(seqs)).order_by(o.seq))]
+        return [self._outbox(r) for r in self.c.execute(select(t.audit_log).where(a.id.in_(seqs)).order_by(a.id))]
 
     def mark_dispatched(self, seqs: Sequence[int], owner: str, at: datetime) -> None:
         if seqs:
-            o = t.outbox.c
+            a = t.audit_log.c
             self.c.execute(
-                update(t.outbox)
-                .where(o.seq.in_(list(seqs)), o.lease_owner == owner)
+                update(t.audit_log)
+                .where(a.id.in_(list(seqs)), a.lease_owner == owner)
                 .values(dispatched_at=at, lease_owner=None, lease_until=None)
             )
 
     def list_outbox(self, after_seq: int = 0, limit: int = 100) -> list[OutboxEvent]:
-        o = t.outbox.c
-        stmt = select(t.outbox).where(o.seq > after_seq).order_by(o.seq).limit(limit)
+        a = t.audit_log.c
+        stmt = select(t.audit_log).where(a.event_id.is_not(None), a.id > after_seq).order_by(a.id).limit(limit)
         return [self._outbox(r) for r in self.c.execute(stmt)]
 
     @staticmethod

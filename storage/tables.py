@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     literal_column,
     text,
 )
@@ -219,7 +220,14 @@ Index(
 
 
 class AuditRow(Base):
-    """Append-only: database triggers refuse UPDATE and DELETE (see the first migration)."""
+    """Append-only: database triggers refuse DELETE and any UPDATE of what was recorded.
+
+    The audit trail is also the transactional outbox: a line whose action is a public event
+    (engine.events) carries its ``event_id`` and ``event_type`` from the moment it is written, in
+    the transaction of the change, so there is no event without its change and no change without
+    its event. The dispatch columns (``dispatched_at``, the lease) are the only ones that change
+    afterwards; the triggers refuse an UPDATE of any other column.
+    """
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
@@ -233,6 +241,18 @@ class AuditRow(Base):
     definition_id: Mapped[str | None] = mapped_column(String(36))
     details: Mapped[str] = mapped_column(Text)
     data_digest: Mapped[str | None] = mapped_column(String(80))
+    event_id: Mapped[str | None] = mapped_column(String(40))
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+# The outbox's queue: the public events not yet dispatched, in order (partial: dispatched ones leave it).
+_audit = AuditRow.__table__.c
+_undispatched = and_(_audit.event_id.is_not(None), _audit.dispatched_at.is_(None))
+Index("ix_audit_log_undispatched", _audit.id, sqlite_where=_undispatched, postgresql_where=_undispatched)
+Index("ix_audit_log_event_id", _audit.event_id, unique=True)
 
 
 class DeadlineRow(Base):
@@ -436,22 +456,6 @@ class LoginAttemptRow(Base):
     success: Mapped[bool] = mapped_column(Boolean)
 
 
-class OutboxRow(Base):
-    """A public event, written in the same transaction as its audit line and the change itself."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_dispatched_at_seq", "dispatched_at", "seq"),)
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(40), unique=True)
-    type: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime]
-    instance_id: Mapped[str | None] = mapped_column(String(36))
-    entry: Mapped[str] = mapped_column(Text)
-    dispatched_at: Mapped[datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None]
-
-
 class SubscriptionRow(Base):
     __tablename__ = "webhook_subscriptions"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -538,7 +542,6 @@ comments = cast(Table, CommentRow.__table__)
 attachments = cast(Table, AttachmentRow.__table__)
 api_tokens = cast(Table, ApiTokenRow.__table__)
 login_attempts = cast(Table, LoginAttemptRow.__table__)
-outbox = cast(Table, OutboxRow.__table__)
 webhook_subscriptions = cast(Table, SubscriptionRow.__table__)
 delivery_attempts = cast(Table, DeliveryAttemptRow.__table__)
 inbound_sources = cast(Table, InboundSourceRow.__table__)

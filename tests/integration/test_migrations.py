@@ -28,10 +28,43 @@ def test_audit_log_is_append_only_in_the_database(db_url: str) -> None:
         conn.execute(
             text("INSERT INTO audit_log (at, actor, action, details) VALUES (CURRENT_TIMESTAMP, 'x', 'test', '{}')")
         )
-    for statement in ("UPDATE audit_log SET actor = 'y'", "DELETE FROM audit_log"):
+    refused = [f"UPDATE audit_log SET {column} = {value}" for column, value in RECORDED] + ["DELETE FROM audit_log"]
+    for statement in refused:
         with pytest.raises(Exception, match="append-only"), database.begin() as conn:
             conn.execute(text(statement))
+    # Only the outbox's dispatch bookkeeping may change after a line is written.
+    with database.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET lease_owner = 'w', lease_until = CURRENT_TIMESTAMP"))
+        conn.execute(text("UPDATE audit_log SET dispatched_at = CURRENT_TIMESTAMP, lease_owner = NULL"))
+        row = conn.execute(text("SELECT actor, action, details, dispatched_at FROM audit_log")).one()
+    assert (row.actor, row.action, row.details) == ("x", "test", "{}") and row.dispatched_at is not None
     database.dispose()
+
+
+# Every recorded column of an audit line, with a value to try to overwrite it with.
+RECORDED = [
+    ("id", "id + 1000"),
+    ("at", "CURRENT_TIMESTAMP"),
+    ("actor", "'y'"),
+    ("organisation", "'o'"),
+    ("action", "'other'"),
+    ("instance_id", "'i'"),
+    ("task_id", "'t'"),
+    ("element_id", "'e'"),
+    ("definition_id", "'d'"),
+    ("details", "'{\"x\": 1}'"),
+    ("data_digest", "'sha256:0'"),
+    ("event_id", "'evt'"),
+    ("event_type", "'task.created'"),
+]
+
+
+def test_every_audit_column_is_recorded_or_dispatch_bookkeeping() -> None:
+    """A column added to audit_log must be listed: protected by the trigger, or dispatch state."""
+    from storage import tables
+
+    bookkeeping = {"dispatched_at", "lease_owner", "lease_until"}
+    assert {c.name for c in tables.audit_log.c} == {name for name, _ in RECORDED} | bookkeeping
 
 
 def test_downgrade_and_upgrade_again(db_url: str) -> None:

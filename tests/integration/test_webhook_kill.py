@@ -104,7 +104,7 @@ def test_killed_webhook_workers_lose_nothing_and_only_resend(db_url: str, tmp_pa
             assert produce(engine, N, None, "audit") == N
         finally:
             engine.store.engine.dispose()  # type: ignore[attr-defined]
-        outbox = query(db_url, "SELECT event_id, instance_id, seq, type FROM outbox")
+        outbox = query(db_url, "SELECT event_id, instance_id, id, event_type FROM audit_log WHERE event_id IS NOT NULL")
         expected = {str(r[0]) for r in outbox}
         assert sum(1 for r in outbox if r[3] == "task.created") == N
         position = {str(r[0]): (r[1], int(r[2])) for r in outbox}
@@ -208,7 +208,7 @@ def test_killed_webhook_workers_lose_nothing_and_only_resend(db_url: str, tmp_pa
     assert count(db_url, "SELECT count(*) FROM deliveries WHERE channel = 'webhook' AND status = 'sent'") == len(
         expected
     )
-    assert count(db_url, "SELECT count(*) FROM outbox WHERE dispatched_at IS NULL") == 0
+    assert count(db_url, "SELECT count(*) FROM audit_log WHERE event_id IS NOT NULL AND dispatched_at IS NULL") == 0
     sent = "FROM delivery_attempts WHERE channel = 'webhook' AND outcome = 'sent'"
     assert count(db_url, f"SELECT count(*) {sent}") == len(expected)
     assert count(db_url, f"SELECT count(DISTINCT delivery_id) {sent}") == len(expected)

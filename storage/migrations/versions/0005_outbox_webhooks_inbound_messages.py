@@ -1,4 +1,4 @@
-"""outbox webhooks inbound messages
+"""outbox (on the audit trail), webhooks, inbound messages
 
 Revision ID: 0005
 Revises: 0004
@@ -16,6 +16,44 @@ revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# What an audit line records: no UPDATE may touch these (only the dispatch columns may change).
+_RECORD_COLUMNS = (
+    "id, at, actor, organisation, action, instance_id, task_id, element_id, definition_id, details, "
+    "data_digest, event_id, event_type"
+)
+
+
+def _replace_update_trigger(columns: str | None) -> None:
+    """Refuse an UPDATE of ``columns`` of audit_log (every UPDATE when None, as 0001 did).
+    DELETE and TRUNCATE stay refused by 0001's triggers."""
+    dialect = op.get_bind().dialect.name
+    of = f" OF {columns}" if columns else ""
+    if dialect == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+        op.execute(
+            f"CREATE TRIGGER audit_log_no_update BEFORE UPDATE{of} ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+        )
+    elif dialect == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log")
+        op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete ON audit_log")
+        op.execute("DROP TRIGGER IF EXISTS audit_log_no_update ON audit_log")
+        if columns is None:
+            op.execute(
+                "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
+            )
+        else:
+            op.execute(
+                "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
+            )
+            op.execute(
+                f"CREATE TRIGGER audit_log_no_update BEFORE UPDATE{of} ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
+            )
 
 
 def upgrade() -> None:
@@ -65,21 +103,24 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_inbound_sources")),
     )
-    op.create_table(
-        "outbox",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.String(length=40), nullable=False),
-        sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("instance_id", sa.String(length=36), nullable=True),
-        sa.Column("entry", sa.Text(), nullable=False),
-        sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    # The audit trail is the outbox: a public event's line carries its id and type, and the
+    # dispatch columns. Plain ADD COLUMN (no table copy), so SQLite keeps the triggers.
+    op.add_column("audit_log", sa.Column("event_id", sa.String(length=40), nullable=True))
+    op.add_column("audit_log", sa.Column("event_type", sa.String(length=64), nullable=True))
+    op.add_column("audit_log", sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("audit_log", sa.Column("lease_owner", sa.String(length=64), nullable=True))
+    op.add_column("audit_log", sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_audit_log_event_id", "audit_log", ["event_id"], unique=True)
+    undispatched = sa.text("event_id IS NOT NULL AND dispatched_at IS NULL")
+    op.create_index(
+        "ix_audit_log_undispatched",
+        "audit_log",
+        ["id"],
+        unique=False,
+        sqlite_where=undispatched,
+        postgresql_where=undispatched,
     )
-    op.create_index("ix_outbox_dispatched_at_seq", "outbox", ["dispatched_at", "seq"], unique=False)
+    _replace_update_trigger(_RECORD_COLUMNS)
     op.create_table(
         "webhook_subscriptions",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -120,8 +161,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_deliveries_channel_recipient_instance_id_seq")
         batch_op.drop_column("seq")
     op.drop_table("webhook_subscriptions")
-    op.drop_index("ix_outbox_dispatched_at_seq", table_name="outbox")
-    op.drop_table("outbox")
+    _replace_update_trigger(None)
+    op.drop_index("ix_audit_log_undispatched", table_name="audit_log")
+    op.drop_index("ix_audit_log_event_id", table_name="audit_log")
+    for column in ("lease_until", "lease_owner", "dispatched_at", "event_type", "event_id"):
+        op.drop_column("audit_log", column)
     op.drop_table("inbound_sources")
     op.drop_index("ix_inbound_messages_status_expires_at", table_name="inbound_messages")
     op.drop_index(op.f("ix_inbound_messages_name"), table_name="inbound_messages")
