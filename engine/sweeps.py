@@ -142,12 +142,16 @@ def reminders(engine: Engine, owner: str, batch: int = 500) -> SweepReport:
             try:
                 policy = ReminderPolicy.from_dict(deadline.policy)
                 reminder, entry, n, d = _fire(engine, tx, deadline, task, policy, users, org_names, now)
-            except AggloError as exc:
+            except Exception as exc:  # any failure, expected or not, stays with its own deadline
                 # Recorded, and retried later: a failing reminder must neither be lost nor be
-                # retried on every tick, blocking the ones after it.
+                # retried on every tick, blocking the others of its batch.
+                why = exc.message if isinstance(exc, AggloError) else f"{type(exc).__name__}: {exc}"
                 report.failed += 1
-                report.errors.append(f"deadline {deadline.id}: {exc.message}")
-                log.warning("reminder for deadline %s failed: %s", deadline.id, exc)
+                report.errors.append(f"deadline {deadline.id}: {why}")
+                if isinstance(exc, AggloError):
+                    log.warning("reminder for deadline %s failed: %s", deadline.id, why)
+                else:
+                    log.exception("reminder for deadline %s failed", deadline.id)
                 audit.append(
                     AuditEntry(
                         now,
@@ -160,7 +164,7 @@ def reminders(engine: Engine, owner: str, batch: int = 500) -> SweepReport:
                         details={
                             "deadline_id": deadline.id,
                             "reminder": deadline.next_reminder_key,
-                            "error": exc.message,
+                            "error": why,
                         },
                     )
                 )

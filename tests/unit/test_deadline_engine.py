@@ -129,6 +129,38 @@ def test_reminders_escalation_and_never_twice(engine: Engine, clock: VirtualCloc
     assert actions.count("deadline.escalated") == 1
 
 
+def test_a_failing_reminder_neither_blocks_its_batch_nor_is_lost(
+    engine: Engine, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One deadline whose reminder raises (an unexpected error, not an AggloError) is recorded and
+    retried an hour later; the other deadlines of the same batch are reminded on time."""
+    from engine import sweeps
+
+    ids = [engine.start("day", MINISTRY, {"day_date": "2019-09-20"}).instance.id for _ in range(3)]
+    poisoned = engine.deadlines(ADMIN, DeadlineQuery(instance_id=ids[1]))[0]
+    real_fire = sweeps._fire
+
+    def fire(engine_: Engine, tx, deadline, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if deadline.id == poisoned.id:
+            raise ValueError("template store unreachable")
+        return real_fire(engine_, tx, deadline, *args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "_fire", fire)
+    clock.set(at(date(2019, 8, 12), 9, 1))
+    report = engine.sweep_reminders("w1")
+    assert (report.claimed, report.done, report.failed) == (3, 2, 1)
+    assert "ValueError: template store unreachable" in report.errors[0]
+    fired = {i: [r.kind for r in engine.reminders_of(i, ADMIN)] for i in ids}
+    assert fired == {ids[0]: ["before"], ids[1]: [], ids[2]: ["before"]}
+    [failure] = [e for e in engine.audit(ADMIN, AuditQuery(limit=1000)) if e.action == "deadline.reminder_failed"]
+    assert failure.instance_id == ids[1] and "template store unreachable" in failure.details["error"]
+    assert engine.sweep_reminders("w1").claimed == 0, "not retried on every tick"
+    monkeypatch.setattr(sweeps, "_fire", real_fire)
+    clock.advance(sweeps.RETRY_AFTER)
+    assert engine.sweep_reminders("w1").done == 1
+    assert [r.kind for r in engine.reminders_of(ids[1], ADMIN)] == ["before"], "retried, not lost"
+
+
 def test_quiet_hours_delay_reminders(engine: Engine, clock: VirtualClock) -> None:
     engine.start("day", MINISTRY, {"day_date": "2019-09-20"})
     clock.set(at(date(2019, 8, 12), 22, 30))  # the worker was down all day: catches up at night
