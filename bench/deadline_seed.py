@@ -69,8 +69,9 @@ def _rows(
     for i in range(n):
         iid = uuid.uuid4().hex
         tid = str(uuid.uuid4())
-        reminder_at = due_at[i] if i < len(due_at) else None
-        final = (reminder_at or created + timedelta(days=365 + open_deadlines_offset)).date()
+        # The rest are due in a year, their on-the-day reminder planned then (as the engine plans it).
+        reminder_at = due_at[i] if i < len(due_at) else created + timedelta(days=365 + open_deadlines_offset)
+        final = reminder_at.date()
         instances.append(
             {
                 "id": iid,
@@ -137,7 +138,7 @@ def _rows(
                 "status": "open",
                 "plan_version": 1,
                 "next_reminder_at": reminder_at,
-                "next_reminder_key": "due" if reminder_at else None,
+                "next_reminder_key": "due",
                 "last_reminder_at": None,
                 "escalated_at": None,
                 "extensions": 0,
