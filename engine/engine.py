@@ -10,6 +10,7 @@ task raises :class:`~engine.errors.StepFailed` and nothing is written.
 
 from __future__ import annotations
 
+import copy
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +84,7 @@ from .records import (
 from .sandbox import Sandbox
 from .services import ServiceContext, ServiceRegistry
 from .settings import Settings
+from .spiff.cache import RuntimeCache
 from .spiff.runtime import ReadyHumanTask, Runtime
 from .spiff.scripting import AggloScriptEngine
 from .spiff.timers import ISO_DURATION, add_duration, parse_instant
@@ -297,6 +299,7 @@ class Engine:
         self._new_id = ids
         self._compiled: dict[str, CompiledDefinition] = {}
         self._compiled_lock = threading.Lock()
+        self.runtimes = RuntimeCache(self.settings.runtime_cache_size)
 
     # -- the production calendar ---------------------------------------------------------------
 
@@ -461,7 +464,11 @@ class Engine:
                 raise InvalidState(
                     f"process {process_key!r} has no none start event; it starts by {' or '.join(ways) or 'an event'}"
                 )
-            return self._start(tx, compiled, actor, data, business_key, None)
+            kept: list[tuple[str, int, Runtime]] = []
+            view = self._start(tx, compiled, actor, data, business_key, None, keep=kept)
+        for instance_id, version, runtime in kept:  # committed: the next command need not deserialize it
+            self.runtimes.keep(instance_id, version, runtime)
+        return view
 
     def start_by_message(
         self, message: str, actor: Actor, variables: Mapping[str, Any] | None = None, business_key: str | None = None
@@ -488,6 +495,7 @@ class Engine:
         business_key: str | None,
         message: str | None,
         timer_start: str | None = None,
+        keep: list[tuple[str, int, Runtime]] | None = None,
     ) -> InstanceView:
         definition = compiled.record
         model = compiled.model
@@ -557,6 +565,8 @@ class Engine:
             audit.append(AuditEntry(now, SYSTEM_ACTOR.login, None, "instance.completed", instance_id=instance.id))
         tx.append_audit(audit)
         views = [self._view(compiled, t) for t in new_tasks]
+        if keep is not None and instance.status not in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
+            keep.append((instance.id, instance.version, runtime))
         return InstanceView(instance, definition, runtime.variables(), views, audit)
 
     def cancel(
@@ -1158,11 +1168,15 @@ class Engine:
             compiled = self._compiled_for(tx, instance.definition_id)
             clean = forms.validate(compiled.form_schema(task.element_id), submitted)
             _check_variables(clean)
-            runtime = Runtime.restore(
-                compiled.specs, self._script_engine(tx, compiled, instance, actor), instance.state
-            )
+            script_engine = self._script_engine(tx, compiled, instance, actor)
+            kept = self.runtimes.take(instance.id, instance.version, compiled.specs)
+            if kept is not None:
+                runtime = kept.rebind(script_engine)
+            else:
+                runtime = Runtime.restore(compiled.specs, script_engine, instance.state)
             before = {t.task_id for t in runtime.human_tasks()}
-            runtime.complete(task_id, clean)
+            # The workflow may outlive this call (the cache): it must hold no value the caller still holds.
+            runtime.complete(task_id, copy.deepcopy(clean))
             now = self.clock.now()
             after = runtime.human_tasks()
             after_ids = {t.task_id for t in after}
@@ -1220,9 +1234,12 @@ class Engine:
                 audit.append(AuditEntry(now, SYSTEM_ACTOR.login, None, "instance.completed", instance_id=instance.id))
             tx.append_audit(audit)
             updated = replace(instance, status=status, version=instance.version + 1, updated_at=now, ended_at=ended)
-            return InstanceView(
+            result = InstanceView(
                 updated, compiled.record, runtime.variables(), [self._view(compiled, t) for t in new_tasks]
             )
+        if status not in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
+            self.runtimes.keep(instance.id, updated.version, runtime)  # committed as this version
+        return result
 
     # -- directory and registry ----------------------------------------------------------------
 

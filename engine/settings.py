@@ -48,6 +48,8 @@ class Settings:
     worker_tick_seconds: float = 1.0
     worker_batch_size: int = 500
     worker_lease_seconds: float = 60.0
+    # Live workflows kept per process between commands (0: deserialize every time).
+    runtime_cache_size: int = 1000
     # Web
     max_upload_bytes: int = 10 * 1024 * 1024
     session_cookie_secure: bool = False

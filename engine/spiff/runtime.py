@@ -139,6 +139,19 @@ class Runtime:
         workflow.script_engine = engine
         return cls(workflow, specs, engine)
 
+    def rebind(self, engine: AggloScriptEngine) -> Runtime:
+        """Ready a kept runtime for the next command: its script engine (the command's actor and
+        transaction) and a fresh step log."""
+        self._engine = engine
+        self._wf.script_engine = engine
+        self._current = None
+        self.steps = []
+        return self
+
+    @property
+    def specs(self) -> CompiledSpecs:
+        return self._specs
+
     def dumps(self) -> str:
         return _CODEC.dumps(self._wf)
 
