@@ -204,6 +204,18 @@ def validate_document(tree: etree._ElementTree, model: DocumentModel, ctx: Valid
         elif kind in UNSUPPORTED_EVENT_DEFINITIONS:
             ctx.add(UNSUPPORTED_EVENT_DEFINITIONS[kind], node)
 
+    # Correlation: the expressions that pick a message's keys out of its payload and out of the
+    # instance's variables run in the sandbox like any other; refuse the bad ones here, not when
+    # a message arrives.
+    for expression in root.iter(bpmn("correlationPropertyRetrievalExpression")):
+        path = next(expression.iterchildren(bpmn("messagePath")), None)
+        if path is not None:
+            _check_expression(ctx, path.text, expression, "correlation messagePath")
+    for key in root.iter(bpmn("correlationPropertyBinding")):
+        path = next(key.iterchildren(bpmn("dataPath")), None)
+        if path is not None:
+            _check_expression(ctx, path.text, key, "correlation dataPath")
+
     for process in root.iter(bpmn("process")):
         proc_model = model.process(process.get("id") or "")
         if proc_model is None or not proc_model.executable:

@@ -254,3 +254,49 @@ def test_expression_service_tasks_run_without_a_handler(engine: Engine) -> None:
     )
     engine.deploy(document(body, "expr"), "expr.bpmn", ADMIN)
     assert engine.start("expr", ADMIN).variables["foo"] == "bar"
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [
+        ("().__class__.__base__.__subclasses__()", "correlation messagePath"),
+        ("__import__('os').system('id')", "correlation messagePath"),
+    ],
+)
+def test_correlation_expressions_are_checked_at_deploy(engine: Engine, expression: str, reason: str) -> None:
+    """A correlation key's expression runs in the sandbox when a message arrives: a bad one is
+    refused at deploy, naming the correlation property, never first met at run time."""
+    outside = (
+        '<bpmn:message id="m" name="contract.registered"/>'
+        '<bpmn:correlationProperty id="cp_number" name="number">'
+        '<bpmn:correlationPropertyRetrievalExpression messageRef="m">'
+        f"<bpmn:messagePath>{expression}</bpmn:messagePath>"
+        "</bpmn:correlationPropertyRetrievalExpression></bpmn:correlationProperty>"
+    )
+    body = (
+        '<bpmn:startEvent id="s"/>'
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition messageRef="m"/>'
+        "</bpmn:intermediateCatchEvent>" + OK_TAIL + flows("s", "wait", "t", "end")
+    )
+    source = document(body, outside=outside)
+    problems = refusal(engine, source).problems
+    [problem] = [p for p in problems if reason in p.reason]
+    assert problem.element_id == "cp_number" and problem.line == line_of(
+        source, "<bpmn:correlationPropertyRetrievalExpression"
+    )
+
+
+def test_a_plain_correlation_path_deploys(engine: Engine) -> None:
+    outside = (
+        '<bpmn:message id="m" name="contract.registered"/>'
+        '<bpmn:correlationProperty id="cp_number" name="number">'
+        '<bpmn:correlationPropertyRetrievalExpression messageRef="m">'
+        "<bpmn:messagePath>contract_number</bpmn:messagePath>"
+        "</bpmn:correlationPropertyRetrievalExpression></bpmn:correlationProperty>"
+    )
+    body = (
+        '<bpmn:startEvent id="s"/>'
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition messageRef="m"/>'
+        "</bpmn:intermediateCatchEvent>" + OK_TAIL + flows("s", "wait", "t", "end")
+    )
+    assert [d.key for d in engine.deploy(document(body, outside=outside), "ok.bpmn", ADMIN).definitions] == ["p"]
