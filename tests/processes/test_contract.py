@@ -102,6 +102,7 @@ def test_contract_with_a_return_for_revision(contract: Engine, clock: VirtualClo
     review2 = only_task(engine, COORDINATOR, "Task_ReviewApplication")
     assert review2.id != review.id
     engine.complete(review2.id, COORDINATOR, {"review_decision": "accept"})
+    roundtrip(engine, iid)
     engine.complete(
         only_task(engine, COORDINATOR, "Task_PrepareContract").id,
         COORDINATOR,
