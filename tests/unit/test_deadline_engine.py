@@ -284,6 +284,45 @@ def test_timer_start_event_starts_instances_on_schedule(clock: VirtualClock, sto
     assert [e.details["timer"] for e in started] == ["every", "every"]
 
 
+@pytest.mark.parametrize(
+    ("start_event", "expected"),
+    [
+        # The yearly cycle, unbounded: one instance a year, on the date, for as long as it runs.
+        (
+            "<bpmn:timeCycle>R/2019-12-02T09:00:00+05:00/P1Y</bpmn:timeCycle>",
+            [date(2019, 12, 2), date(2020, 12, 2), date(2021, 12, 2)],
+        ),
+        # A date: once.
+        ("<bpmn:timeDate>2019-12-02T09:00:00+05:00</bpmn:timeDate>", [date(2019, 12, 2)]),
+    ],
+)
+def test_a_yearly_timer_start_runs_the_cycle_every_year(
+    clock: VirtualClock, store: Store, start_event: str, expected: list[date]
+) -> None:
+    engine = Engine(store, clock, sandbox=Sandbox(time_limit=0.5))
+    source = document(
+        f'<bpmn:startEvent id="yearly"><bpmn:timerEventDefinition>{start_event}</bpmn:timerEventDefinition>'
+        "</bpmn:startEvent>"
+        + user_task("results", "Подвести итоги года", 'camunda:candidateGroups="coordinator"')
+        + '<bpmn:endEvent id="e"/>'
+        + flows("yearly", "results", "e"),
+        "annual",
+    )
+    engine.deploy(source, "annual.bpmn", ADMIN)
+    started: list[date] = []
+    day = date(2019, 11, 1)
+    while day < date(2022, 3, 1):  # three years and a bit, a sweep every week
+        clock.set(at(day, 10))
+        for _ in range(engine.sweep_start_timers("w").done):
+            started.append(day)
+        day += timedelta(days=7)
+    instances = engine.instances(ADMIN)
+    assert len(instances) == len(expected)
+    assert sorted(i.started_at.astimezone(REGION_TZ).year for i in instances) == [d.year for d in expected]
+    # Each one started in the week its date fell in (the sweep ran weekly here; the worker ticks every second).
+    assert all(0 <= (s - e).days < 7 for s, e in zip(started, expected, strict=True)), started
+
+
 XML_2019_WITH_21_08_OFF = b"""<?xml version="1.0" encoding="UTF-8"?>
 <calendar year="2019" lang="ru" date="2019.01.01" country="ru">
   <holidays><holiday id="1" title="Test holiday"/></holidays>
