@@ -14,27 +14,20 @@ instance's events came in outbox order. In the database every delivery is ``sent
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from bench.webhook_bench import ADMIN, IN_FLIGHT, prepare, produce, settings_for
 from engine.clock import SystemClock
 from storage.bootstrap import open_engine
-from storage.db import connect
 from tests.receiver import Received, Receiver
+from tests.workers import count, kill, query, start_worker, stop, wait_for
 
-AGGLO = str(Path(sys.executable).parent / "agglo")
 N = 1000
 DELAY = 0.005  # the receiver's time per request: a round of deliveries takes a while
 HOLD = 1.0  # how long the receiver holds its answers at the worst moment
@@ -43,55 +36,23 @@ TIMEOUT = 0.25  # the worker's per-request timeout; it also sets the webhook lea
 pytestmark = pytest.mark.slow
 
 
-def start_worker(db_url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "AGGLO_DATABASE_URL": db_url,
-        "AGGLO_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
-        "AGGLO_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT),
-        "AGGLO_WORKER_BATCH_SIZE": "100",
-        "AGGLO_WORKER_LEASE_SECONDS": "2",
-        "AGGLO_WORKER_TICK_SECONDS": "0.2",
-        "AGGLO_QUIET_HOURS_START": "0",
-        "AGGLO_QUIET_HOURS_END": "0",
-    }
-    env.pop("AGGLO_SMTP_HOST", None)
-    return subprocess.Popen(
-        [AGGLO, "worker", "--owner", name], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+def start(db_url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
+    return start_worker(
+        db_url,
+        name,
+        log,
+        {
+            "AGGLO_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+            "AGGLO_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT),
+            "AGGLO_WORKER_BATCH_SIZE": "100",
+        },
     )
-
-
-def kill(worker: subprocess.Popen[bytes]) -> None:
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(10)
-
-
-def query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
-    database = connect(db_url)
-    try:
-        with database.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        database.dispose()
-
-
-def count(db_url: str, sql: str) -> int:
-    return int(query(db_url, sql)[0][0])
 
 
 def in_flight(db_url: str) -> set[str]:
     """Event ids of the deliveries a (dead) worker had claimed and not recorded."""
     sql = "SELECT event_id FROM deliveries WHERE channel = 'webhook' AND status = 'sending'"
     return {str(r[0]) for r in query(db_url, sql)}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_killed_webhook_workers_lose_nothing_and_only_resend(db_url: str, tmp_path: Path) -> None:
@@ -110,7 +71,7 @@ def test_killed_webhook_workers_lose_nothing_and_only_resend(db_url: str, tmp_pa
         position = {str(r[0]): (r[1], int(r[2])) for r in outbox}
 
         # 1. Killed in the middle of sending.
-        first = start_worker(db_url, "worker-1", tmp_path / "w1.log")
+        first = start(db_url, "worker-1", tmp_path / "w1.log")
         try:
             receiver.wait_for(lambda r: len(r.received) >= 170, 60, "worker 1 to send 170 webhooks")
         finally:
@@ -131,7 +92,7 @@ def test_killed_webhook_workers_lose_nothing_and_only_resend(db_url: str, tmp_pa
                 held.set()
 
         receiver.rule = hold
-        second = start_worker(db_url, "worker-2", tmp_path / "w2.log")
+        second = start(db_url, "worker-2", tmp_path / "w2.log")
         try:
             assert held.wait(60), "worker 2 never reached its 200th webhook"
             time.sleep(0.02)  # a few more requests of the round are taken and held
@@ -144,7 +105,7 @@ def test_killed_webhook_workers_lose_nothing_and_only_resend(db_url: str, tmp_pa
         time.sleep(HOLD + 0.2)  # the held requests are logged (their answers go nowhere)
 
         # 3. A worker that finishes (after the dead workers' leases expire).
-        third = start_worker(db_url, "worker-3", tmp_path / "w3.log")
+        third = start(db_url, "worker-3", tmp_path / "w3.log")
         try:
             wait_for(
                 lambda: (
@@ -157,11 +118,7 @@ def test_killed_webhook_workers_lose_nothing_and_only_resend(db_url: str, tmp_pa
             )
             time.sleep(0.5)  # anything still in flight would arrive now
         finally:
-            third.send_signal(signal.SIGTERM)
-            try:
-                third.wait(15)
-            except subprocess.TimeoutExpired:
-                third.kill()
+            stop(third)
         received = receiver.snapshot()
 
     # Nothing lost, everything signed so that the reference library verifies it.
