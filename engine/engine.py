@@ -947,21 +947,38 @@ class Engine:
 
     def extension_requests(self, actor: Actor, query: ExtensionQuery | None = None) -> list[ExtensionRequest]:
         """Requests the actor decides (by role) or made (by organisation)."""
+        return self.extension_requests_page(actor, query, count=False)[0]
+
+    def extension_requests_page(
+        self, actor: Actor, query: ExtensionQuery | None = None, *, count: bool = True
+    ) -> tuple[list[ExtensionRequest], int]:
+        """A page of the requests the actor decides (by role) or made (themselves or by organisation)."""
         query = query or ExtensionQuery()
+        if not actor.is_admin:
+            query = replace(
+                query,
+                viewer_login=actor.login,
+                viewer_roles=frozenset(actor.roles),
+                viewer_organisation=actor.organisation,
+            )
         with self.store.transaction() as tx:
             items = tx.list_extensions(query)
-        return [
-            e
-            for e in items
-            if actor.is_admin
-            or e.approver_role in actor.roles
-            or e.requested_by == actor.login
-            or (e.organisation is not None and e.organisation == actor.organisation)
-        ]
+            return items, tx.count_extensions(query) if count else len(items)
 
     def notifications(self, actor: Actor, unread_only: bool = False, limit: int = 100) -> list[NotificationRecord]:
+        return self.notifications_page(actor, unread_only, limit, count=False)[0]
+
+    def notifications_page(
+        self, actor: Actor, unread_only: bool = False, limit: int = 100, offset: int = 0, *, count: bool = True
+    ) -> tuple[list[NotificationRecord], int]:
+        """A page of the actor's own notifications, newest first, and how many there are."""
         with self.store.transaction() as tx:
-            return tx.list_notifications(actor.login, unread_only, limit)
+            items = tx.list_notifications(actor.login, unread_only, limit, offset)
+            return items, tx.count_notifications(actor.login, unread_only) if count else len(items)
+
+    def count_notifications(self, actor: Actor, unread_only: bool = False) -> int:
+        with self.store.transaction() as tx:
+            return tx.count_notifications(actor.login, unread_only)
 
     def mark_notifications_read(self, actor: Actor, ids: Sequence[str] | None = None) -> int:
         with self.store.transaction() as tx:
@@ -1558,6 +1575,10 @@ class Engine:
 
     def incidents(self, actor: Actor) -> list[InstanceRecord]:
         return self.instances(actor, InstanceQuery(status=InstanceStatus.INCIDENT, limit=1000))
+
+    def incidents_page(self, actor: Actor, limit: int = 50, offset: int = 0) -> tuple[list[InstanceRecord], int]:
+        """A page of the instances in incident the actor may see (as :meth:`instances_page`), and their count."""
+        return self.instances_page(actor, InstanceQuery(status=InstanceStatus.INCIDENT, limit=limit, offset=offset))
 
     def retry_incident(self, instance_id: str, actor: Actor) -> InstanceView:
         """Run an instance in incident again from its last good state (the coordinator or an administrator).

@@ -467,6 +467,12 @@ class MemoryTx:
         self.t.extensions[request_id] = replace(current, **changes)
 
     def list_extensions(self, query: ExtensionQuery) -> list[ExtensionRequest]:
+        return self._extensions(query)[query.offset : query.offset + query.limit]
+
+    def count_extensions(self, query: ExtensionQuery) -> int:
+        return len(self._extensions(query))
+
+    def _extensions(self, query: ExtensionQuery) -> list[ExtensionRequest]:
         result = [
             e
             for e in self.t.extensions.values()
@@ -474,8 +480,14 @@ class MemoryTx:
             and (query.approver_role is None or e.approver_role == query.approver_role)
             and (query.deadline_id is None or e.deadline_id == query.deadline_id)
             and (query.instance_id is None or e.instance_id == query.instance_id)
+            and (
+                query.viewer_login is None
+                or e.approver_role in query.viewer_roles
+                or e.requested_by == query.viewer_login
+                or (e.organisation is not None and e.organisation == query.viewer_organisation)
+            )
         ]
-        return sorted(result, key=lambda e: e.requested_at)[: query.limit]
+        return sorted(result, key=lambda e: (e.requested_at, e.id))
 
     # -- outbox ---------------------------------------------------------------------------------------
     def insert_deliveries(self, deliveries: Sequence[DeliveryRecord]) -> None:
@@ -488,9 +500,17 @@ class MemoryTx:
         for n in notifications:
             self.t.notifications[n.id] = n
 
-    def list_notifications(self, user: str, unread_only: bool = False, limit: int = 100) -> list[NotificationRecord]:
-        items = [n for n in self.t.notifications.values() if n.user == user and (not unread_only or n.read_at is None)]
-        return sorted(items, key=lambda n: (n.created_at, n.id), reverse=True)[:limit]
+    def list_notifications(
+        self, user: str, unread_only: bool = False, limit: int = 100, offset: int = 0
+    ) -> list[NotificationRecord]:
+        items = self._notifications(user, unread_only)
+        return sorted(items, key=lambda n: (n.created_at, n.id), reverse=True)[offset : offset + limit]
+
+    def count_notifications(self, user: str, unread_only: bool = False) -> int:
+        return len(self._notifications(user, unread_only))
+
+    def _notifications(self, user: str, unread_only: bool) -> list[NotificationRecord]:
+        return [n for n in self.t.notifications.values() if n.user == user and (not unread_only or n.read_at is None)]
 
     def mark_notifications_read(self, user: str, ids: Sequence[str] | None, at: datetime) -> int:
         count = 0

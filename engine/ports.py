@@ -92,7 +92,13 @@ class ExtensionQuery:
     approver_role: str | None = None
     deadline_id: str | None = None
     instance_id: str | None = None
+    # Who may see a request: when ``viewer_login`` is set, only those they decide (their roles),
+    # made themselves, or made for their organisation; None sees every request (administrators).
+    viewer_login: str | None = None
+    viewer_roles: frozenset[str] = frozenset()
+    viewer_organisation: str | None = None
     limit: int = 200
+    offset: int = 0
 
 
 class Tx(Protocol):
@@ -211,13 +217,18 @@ class Tx(Protocol):
     def get_extension(self, request_id: str) -> ExtensionRequest | None: ...
     def update_extension(self, request_id: str, expected_status: ExtensionStatus, **changes: Any) -> None: ...
     def list_extensions(self, query: ExtensionQuery) -> list[ExtensionRequest]: ...
+    def count_extensions(self, query: ExtensionQuery) -> int: ...
 
     # -- outbox: deliveries and notifications (the audit log is the event log) -------------------
     def insert_deliveries(self, deliveries: Sequence[DeliveryRecord]) -> None: ...
     def insert_notifications(self, notifications: Sequence[NotificationRecord]) -> None: ...
     def list_notifications(
-        self, user: str, unread_only: bool = False, limit: int = 100
-    ) -> list[NotificationRecord]: ...
+        self, user: str, unread_only: bool = False, limit: int = 100, offset: int = 0
+    ) -> list[NotificationRecord]:
+        """A user's notifications, newest first."""
+        ...
+
+    def count_notifications(self, user: str, unread_only: bool = False) -> int: ...
     def mark_notifications_read(self, user: str, ids: Sequence[str] | None, at: datetime) -> int: ...
     def claim_deliveries(
         self, channel: str, now: datetime, limit: int, owner: str, lease_until: datetime

@@ -1169,18 +1169,41 @@ class SqlTx:
         if result.rowcount != 1:
             raise ConcurrencyConflict(f"extension request {request_id}")
 
+    @staticmethod
+    def _extension_filter(query: ExtensionQuery) -> list[ColumnElement[bool]]:
+        e = t.extension_requests.c
+        where: list[ColumnElement[bool]] = []
+        if query.status is not None:
+            where.append(e.status == query.status.value)
+        if query.approver_role:
+            where.append(e.approver_role == query.approver_role)
+        if query.deadline_id:
+            where.append(e.deadline_id == query.deadline_id)
+        if query.instance_id:
+            where.append(e.instance_id == query.instance_id)
+        if query.viewer_login is not None:
+            seen: list[ColumnElement[bool]] = [e.requested_by == query.viewer_login]
+            if query.viewer_roles:
+                seen.append(e.approver_role.in_(sorted(query.viewer_roles)))
+            if query.viewer_organisation is not None:
+                seen.append(e.organisation == query.viewer_organisation)
+            where.append(or_(*seen))
+        return where
+
     def list_extensions(self, query: ExtensionQuery) -> list[ExtensionRequest]:
         e = t.extension_requests.c
-        stmt = select(t.extension_requests)
-        if query.status is not None:
-            stmt = stmt.where(e.status == query.status.value)
-        if query.approver_role:
-            stmt = stmt.where(e.approver_role == query.approver_role)
-        if query.deadline_id:
-            stmt = stmt.where(e.deadline_id == query.deadline_id)
-        if query.instance_id:
-            stmt = stmt.where(e.instance_id == query.instance_id)
-        return [_extension(r) for r in self.c.execute(stmt.order_by(e.requested_at).limit(query.limit))]
+        stmt = (
+            select(t.extension_requests)
+            .where(*self._extension_filter(query))
+            .order_by(e.requested_at, e.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        return [_extension(r) for r in self.c.execute(stmt)]
+
+    def count_extensions(self, query: ExtensionQuery) -> int:
+        stmt = select(func.count()).select_from(t.extension_requests).where(*self._extension_filter(query))
+        return int(self.c.execute(stmt).scalar_one())
 
     # -- outbox --------------------------------------------------------------------------------------
     def insert_deliveries(self, deliveries: Sequence[DeliveryRecord]) -> None:
@@ -1212,12 +1235,20 @@ class SqlTx:
                 ],
             )
 
-    def list_notifications(self, user: str, unread_only: bool = False, limit: int = 100) -> list[NotificationRecord]:
+    @staticmethod
+    def _notification_filter(user: str, unread_only: bool) -> list[ColumnElement[bool]]:
         n = t.notifications.c
-        stmt = select(t.notifications).where(n.user_login == user)
+        where: list[ColumnElement[bool]] = [n.user_login == user]
         if unread_only:
-            stmt = stmt.where(n.read_at.is_(None))
-        rows = self.c.execute(stmt.order_by(n.created_at.desc(), n.id.desc()).limit(limit))
+            where.append(n.read_at.is_(None))
+        return where
+
+    def list_notifications(
+        self, user: str, unread_only: bool = False, limit: int = 100, offset: int = 0
+    ) -> list[NotificationRecord]:
+        n = t.notifications.c
+        stmt = select(t.notifications).where(*self._notification_filter(user, unread_only))
+        rows = self.c.execute(stmt.order_by(n.created_at.desc(), n.id.desc()).limit(limit).offset(offset))
         return [
             NotificationRecord(
                 id=r.id,
@@ -1234,6 +1265,10 @@ class SqlTx:
             )
             for r in rows
         ]
+
+    def count_notifications(self, user: str, unread_only: bool = False) -> int:
+        stmt = select(func.count()).select_from(t.notifications).where(*self._notification_filter(user, unread_only))
+        return int(self.c.execute(stmt).scalar_one())
 
     def mark_notifications_read(self, user: str, ids: Sequence[str] | None, at: datetime) -> int:
         n = t.notifications.c

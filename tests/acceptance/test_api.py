@@ -713,10 +713,21 @@ def test_diagram_state_and_the_documents_of_an_instance(users: Users, clock: Vir
 def test_incidents_and_their_retry(users: Users, web_engine: Engine, clock: VirtualClock) -> None:
     admin, coordinator, troitsk = users("admin"), users("coordinator"), users("troitsk-go")
     iid = into_incident(admin, troitsk, web_engine, clock)
-    [listed] = coordinator.get("/incidents")
+    incidents = coordinator.get("/incidents")
+    assert incidents["total"] == 1 and incidents["page"] == 1 and incidents["per_page"] == 50
+    [listed] = incidents["items"]
     assert listed["id"] == iid and "ZeroDivisionError" in listed["incident"]
-    assert [i["id"] for i in troitsk.get("/incidents")] == [iid]
-    assert users("kopeysk-go").get("/incidents") == []
+    assert [i["id"] for i in troitsk.get("/incidents")["items"]] == [iid]
+    assert users("kopeysk-go").get("/incidents") == {"items": [], "total": 0, "page": 1, "per_page": 50}
+
+    later = into_incident(admin, troitsk, web_engine, clock)
+    both = coordinator.get("/incidents")
+    assert both["total"] == 2 and [i["id"] for i in both["items"]] == [later, iid], "newest first"
+    pages = [coordinator.get(f"/incidents?per_page=1&page={p}") for p in (1, 2, 3)]
+    assert [[i["id"] for i in p["items"]] for p in pages] == [[later], [iid], []]
+    assert {(p["total"], p["per_page"]) for p in pages} == {(2, 1)} and [p["page"] for p in pages] == [1, 2, 3]
+    assert troitsk.get("/incidents?per_page=1&page=2")["total"] == 2
+    assert users("kopeysk-go").get("/incidents?per_page=1&page=2")["total"] == 0
 
     before = db_state(web_engine)
     problem(troitsk("POST", f"/instances/{iid}/retry"), 403, "not_permitted")
@@ -731,7 +742,8 @@ def test_incidents_and_their_retry(users: Users, web_engine: Engine, clock: Virt
     assert fixed["status"] == "running" and fixed["incident"] is None
     assert open_task(coordinator, iid, "use")["name"] == "Использовать долю"
     assert coordinator.get(f"/instances/{iid}/variables")["share"] == 25
-    assert coordinator.get("/incidents") == []
+    remaining = coordinator.get("/incidents")
+    assert remaining["total"] == 1 and [i["id"] for i in remaining["items"]] == [later]
     problem(admin("POST", f"/instances/{iid}/retry"), 409, "invalid_state")
     retried = admin.get(f"/audit?instance_id={iid}&action=instance.retried")
     assert [e["actor"] for e in retried["items"]] == ["coordinator"]
@@ -1015,10 +1027,36 @@ def test_extension_request_and_decision(users: Users, web_engine: Engine) -> Non
     assert request["deadline_id"] == deadline["id"] and request["requested_by"] == "troitsk-go"
     problem(troitsk("POST", url, {"reason": "Ещё раз", "proposed_date": "2026-04-30"}), 409, "invalid_state")
 
-    assert [r["id"] for r in coordinator.get("/extension-requests?status=pending")] == [request["id"]]
-    assert coordinator.get("/extension-requests?status=approved") == []
-    assert [r["id"] for r in troitsk.get(f"/extension-requests?instance_id={day}")] == [request["id"]]
-    assert users("kopeysk-go").get("/extension-requests") == []
+    pending = coordinator.get("/extension-requests?status=pending")
+    assert [r["id"] for r in pending["items"]] == [request["id"]]
+    assert pending["total"] == 1 and pending["page"] == 1 and pending["per_page"] == 50
+    assert coordinator.get("/extension-requests?status=approved") == {
+        "items": [],
+        "total": 0,
+        "page": 1,
+        "per_page": 50,
+    }
+    assert [r["id"] for r in troitsk.get(f"/extension-requests?instance_id={day}")["items"]] == [request["id"]]
+    assert users("kopeysk-go").get("/extension-requests")["total"] == 0
+
+    other_task = open_task(users("kopeysk-go"), day, "Task_SubmitProposal")
+    other = users("kopeysk-go").ok(
+        "POST",
+        f"/tasks/{other_task['id']}/extension-requests",
+        {"reason": "Тоже нужно время", "proposed_date": "2026-04-24"},
+        status=201,
+    )
+    every = coordinator.get("/extension-requests")
+    assert every["total"] == 2 and {r["id"] for r in every["items"]} == {request["id"], other["id"]}
+    pages = [coordinator.get(f"/extension-requests?per_page=1&page={p}") for p in (1, 2, 3)]
+    assert [len(p["items"]) for p in pages] == [1, 1, 0] and {(p["total"], p["per_page"]) for p in pages} == {(2, 1)}
+    assert [r["id"] for p in pages for r in p["items"]] == [r["id"] for r in every["items"]]
+    assert pages[1]["page"] == 2
+    mine = troitsk.get("/extension-requests")
+    assert mine["total"] == 1 and [r["id"] for r in mine["items"]] == [request["id"]], "not another МОУО's"
+    theirs = users("kopeysk-go").get("/extension-requests?per_page=1&page=2")
+    assert theirs["total"] == 1 and theirs["items"] == []
+    assert [r["id"] for r in users("kopeysk-go").get("/extension-requests")["items"]] == [other["id"]]
 
     decision = f"/extension-requests/{request['id']}/decision"
     before = db_state(web_engine)
@@ -1296,24 +1334,34 @@ def test_notifications_and_marking_them_read(users: Users) -> None:
         {"reason": "Нужно больше времени", "proposed_date": "2026-04-24"},
         status=201,
     )
-    [note] = coordinator.get("/notifications?unread=true")
+    unread_page = coordinator.get("/notifications?unread=true")
+    assert unread_page["total"] == 1 and unread_page["page"] == 1 and unread_page["per_page"] == 50
+    [note] = unread_page["items"]
     assert note["kind"] == "extension_requested" and note["read_at"] is None and note["task_id"] == task["id"]
-    assert troitsk.get("/notifications") == []
+    assert troitsk.get("/notifications") == {"items": [], "total": 0, "page": 1, "per_page": 50}
 
     assert coordinator.ok("POST", "/notifications/read", {"ids": [note["id"], "no-such-notification"]}) == {"marked": 1}
-    assert coordinator.get("/notifications?unread=true") == []
-    assert coordinator.get("/notifications")[0]["read_at"] is not None
+    assert coordinator.get("/notifications?unread=true")["total"] == 0
+    read = coordinator.get("/notifications")
+    assert read["total"] == 1 and read["items"][0]["read_at"] is not None
     assert coordinator.ok("POST", "/notifications/read", {}) == {"marked": 0}
     assert troitsk.ok("POST", "/notifications/read", {"ids": [note["id"]]}) == {"marked": 0}, "not theirs"
 
     coordinator.ok("POST", f"/extension-requests/{request['id']}/decision", {"approve": True})
-    unread = troitsk.get("/notifications?unread=true&limit=10")
+    unread_page = troitsk.get("/notifications?unread=true&per_page=10")
+    unread = unread_page["items"]
+    assert unread_page["total"] == 2 and unread_page["per_page"] == 10
     assert sorted(n["kind"] for n in unread) == ["deadline_changed", "extension_decided"]
     assert all("24.04.2026" in n["title"] for n in unread)
-    assert troitsk.get("/notifications?limit=1") == unread[:1], "newest first"
-    assert fields_of(problem(troitsk("GET", "/notifications?limit=0"), 400)) == {"limit"}
+    first, second = (troitsk.get(f"/notifications?per_page=1&page={p}") for p in (1, 2))
+    assert first["items"] == unread[:1], "newest first"
+    assert second["items"] == unread[1:] and second["page"] == 2 and second["total"] == 2
+    assert troitsk.get("/notifications?per_page=1&page=3")["items"] == []
+    assert fields_of(problem(troitsk("GET", "/notifications?per_page=0"), 400)) == {"per_page"}
     assert troitsk.ok("POST", "/notifications/read", {}) == {"marked": 2}
-    assert troitsk.get("/notifications?unread=true") == []
+    assert troitsk.get("/notifications?unread=true")["total"] == 0
+    assert troitsk.get("/notifications?unread=true&page=2")["total"] == 0
+    assert troitsk.get("/notifications")["total"] == 2
 
 
 @covers("list_audit")

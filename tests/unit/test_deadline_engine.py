@@ -11,12 +11,12 @@ from engine.clock import REGION_TZ, VirtualClock
 from engine.directory import COORDINATOR_ORG, MINISTRY_ORG, Organisation, OrgKind, User
 from engine.engine import Engine
 from engine.errors import BadInput, InvalidState, NotPermitted
-from engine.ports import AuditQuery, DeadlineQuery, Store
+from engine.ports import AuditQuery, DeadlineQuery, ExtensionQuery, Store
 from engine.records import DeadlineStatus, DeliveryStatus, ExtensionStatus, InstanceStatus
 from engine.sandbox import Sandbox
 from engine.settings import Settings
 from tests.bpmn import document, flows, user_task
-from tests.conftest import ADMIN, COORDINATOR, MINISTRY
+from tests.conftest import ADMIN, COORDINATOR, MINISTRY, TROITSK
 
 PROPS = """<bpmn:extensionElements><camunda:properties>{}</camunda:properties></bpmn:extensionElements>"""
 
@@ -209,6 +209,14 @@ def test_extension_requested_approved_and_rescheduled(engine: Engine, clock: Vir
     with pytest.raises(InvalidState):
         engine.request_extension(draft.id, COORDINATOR, "ещё раз", date(2019, 9, 2))
     assert any(n.kind == "extension_requested" for n in engine.notifications(MINISTRY))
+    notes, unread = engine.notifications_page(MINISTRY, unread_only=True, limit=1)
+    assert len(notes) == 1 and unread == engine.count_notifications(MINISTRY, unread_only=True) >= 1
+    assert engine.notifications_page(MINISTRY, limit=1, offset=unread)[0] == [], "newest first, then past the end"
+    for actor in (MINISTRY, COORDINATOR, ADMIN):  # the approver's role, the requester, an administrator
+        seen, total = engine.extension_requests_page(actor)
+        assert [e.id for e in seen] == [request.id] and total == 1, actor
+    assert engine.extension_requests_page(TROITSK) == ([], 0), "another organisation's request stays hidden"
+    assert engine.extension_requests_page(MINISTRY, ExtensionQuery(limit=1, offset=1)) == ([], 1)
     with pytest.raises(NotPermitted):
         engine.decide_extension(request.id, COORDINATOR, True)
     with pytest.raises(BadInput):

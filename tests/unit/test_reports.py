@@ -590,6 +590,10 @@ def test_only_the_coordinator_and_administrators_retry(engine: Engine, clock: Vi
     # The МОУО that started it sees the incident but may not retry; another МОУО does not see it.
     assert [i.id for i in engine.incidents(TROITSK)] == [iid]
     assert engine.incidents(KOPEYSK) == []
+    listed, total = engine.incidents_page(TROITSK, limit=1)
+    assert [i.id for i in listed] == [iid] and total == 1
+    assert engine.incidents_page(TROITSK, limit=1, offset=1) == ([], 1), "a page past the end still counts"
+    assert engine.incidents_page(KOPEYSK) == ([], 0)
     with pytest.raises(NotFound):
         engine.retry_incident(iid, KOPEYSK)
     for actor in (TROITSK, MINISTRY):

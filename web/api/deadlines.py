@@ -89,12 +89,17 @@ def install(api: Api) -> None:
         query=[
             Param("status", {"type": "string", "enum": [s.value for s in ExtensionStatus]}),
             Param("instance_id", {"type": "string", "maxLength": 64}),
+            *PAGING,
         ],
-        replies=[Reply(200, "Requests, newest first.", {"type": "array", "items": ref("ExtensionRequest")})],
+        replies=[Reply(200, "A page of requests, oldest first.", page_of("ExtensionRequest"))],
     )
-    def list_extension_requests(status: str | None, instance_id: str | None) -> Response:
-        query = ExtensionQuery(status=ExtensionStatus(status) if status else None, instance_id=instance_id)
-        return json_response([present.extension(e) for e in engine().extension_requests(actor(), query)])
+    def list_extension_requests(status: str | None, instance_id: str | None, page: int, per_page: int) -> Response:
+        p, n, limit, offset = paged(page, per_page)
+        query = ExtensionQuery(
+            status=ExtensionStatus(status) if status else None, instance_id=instance_id, limit=limit, offset=offset
+        )
+        items, total = engine().extension_requests_page(actor(), query)
+        return listing([present.extension(e) for e in items], total, p, n)
 
     @api.op(
         "POST",

@@ -185,7 +185,10 @@ def install(api: Api) -> None:
         "/incidents",
         summary="Instances in incident (the coordinator and administrators)",
         tag="Instances",
-        replies=[Reply(200, "Instances whose background step failed.", {"type": "array", "items": ref("Instance")})],
+        query=[*PAGING],
+        replies=[Reply(200, "A page of instances whose background step failed, newest first.", page_of("Instance"))],
     )
-    def list_incidents() -> Response:
-        return json_response([present.instance(i) for i in engine().incidents(actor())])
+    def list_incidents(page: int, per_page: int) -> Response:
+        p, n, limit, offset = paged(page, per_page)
+        items, total = engine().incidents_page(actor(), limit, offset)
+        return listing([present.instance(i) for i in items], total, p, n)

@@ -292,13 +292,14 @@ def install(api: Api) -> None:
         tag="Notifications",
         query=[
             Param("unread", {"type": "boolean", "default": False}),
-            Param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
+            *PAGING,
         ],
-        replies=[Reply(200, "Notifications.", {"type": "array", "items": ref("Notification")})],
+        replies=[Reply(200, "A page of notifications, newest first.", page_of("Notification"))],
     )
-    def list_notifications(unread: bool, limit: int) -> Response:
-        items = engine().notifications(actor(), bool(unread), limit or 100)
-        return json_response([present.notification(n) for n in items])
+    def list_notifications(unread: bool, page: int, per_page: int) -> Response:
+        p, n, limit, offset = paged(page, per_page)
+        items, total = engine().notifications_page(actor(), bool(unread), limit, offset)
+        return listing([present.notification(x) for x in items], total, p, n)
 
     @api.op(
         "POST",

@@ -30,7 +30,7 @@ def unread_count() -> int:
     """Unread notifications of the signed-in user (once per request)."""
     if "unread" not in g:
         actor = current_actor()
-        g.unread = len(engine().notifications(actor, unread_only=True, limit=100)) if actor else 0
+        g.unread = engine().count_notifications(actor, unread_only=True) if actor else 0
     value: int = g.unread
     return value
 
