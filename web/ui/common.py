@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from engine.directory import Actor
 from engine.engine import Engine
-from engine.errors import AggloError
+from engine.errors import AggloError, NotAuthenticated
 from engine.records import InstanceRecord
 
 from ..auth import current_actor, engine, require_actor
@@ -214,4 +214,8 @@ def problem_text(error: AggloError) -> str:
 
 
 def flash_error(error: AggloError) -> None:
+    """Show a refused action on the page it came from; a visitor who is not logged in goes to the
+    login page instead (the app's handler), not back with a message about a wrong password."""
+    if isinstance(error, NotAuthenticated):
+        raise error
     flash(problem_text(error), "error")
