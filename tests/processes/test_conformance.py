@@ -195,9 +195,19 @@ def run_file(path: Path, root: Path) -> Outcome:
 
 
 CAMUNDA_FILES = corpus(CAMUNDA)
+# Without ../shared there is no file to parametrize with: one case that skips, saying why.
+_ABSENT = pytest.param(
+    None,
+    id="corpus-absent",
+    marks=pytest.mark.skip(reason=f"{CAMUNDA} is absent: the shared corpora are not beside this checkout"),
+)
 
 
-@pytest.mark.parametrize("path", CAMUNDA_FILES, ids=[str(p.relative_to(CAMUNDA)) for p in CAMUNDA_FILES])
+@pytest.mark.parametrize(
+    "path",
+    CAMUNDA_FILES or [_ABSENT],
+    ids=[str(p.relative_to(CAMUNDA)) for p in CAMUNDA_FILES] or None,
+)
 def test_camunda_example_deploys_and_completes_or_is_refused_with_a_reason(path: Path) -> None:
     outcome = run_file(path, CAMUNDA)
     if outcome.refused:
