@@ -60,7 +60,9 @@ def test_web_bench_on_sqlite(tmp_path: Path) -> None:
     assert contracts > INSTANCES // 2
 
 
-@pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set")
+@pytest.mark.skipif(
+    not os.environ.get(PG_ENV), reason=f"the PostgreSQL half runs when {PG_ENV} is set (.ci/run sets it)"
+)
 def test_web_bench_on_postgres() -> None:
     with web_bench.postgres_url(os.environ[PG_ENV]) as url:
         results = web_bench.run(url, INSTANCES, TASKS, requests=10, warmup=2, completions=10)
