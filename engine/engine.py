@@ -565,7 +565,7 @@ class Engine:
             audit.append(AuditEntry(now, SYSTEM_ACTOR.login, None, "instance.completed", instance_id=instance.id))
         tx.append_audit(audit)
         views = [self._view(compiled, t) for t in new_tasks]
-        if keep is not None and instance.status not in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
+        if keep is not None:
             keep.append((instance.id, instance.version, runtime))
         return InstanceView(instance, definition, runtime.variables(), views, audit)
 
@@ -1254,8 +1254,7 @@ class Engine:
             result = InstanceView(
                 updated, compiled.record, runtime.variables(), [self._view(compiled, t) for t in new_tasks]
             )
-        if status not in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
-            self.runtimes.keep(instance.id, updated.version, runtime)  # committed as this version
+        self.runtimes.keep(instance.id, updated.version, runtime)  # committed as this version
         return result
 
     # -- directory and registry ----------------------------------------------------------------

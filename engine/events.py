@@ -1,10 +1,10 @@
 """The catalogue of public events: what outside systems can subscribe to, versioned, with schemas.
 
-Every public event is an audit action (the audit trail is the record of what happened); the
-store writes an outbox row for each catalogued action in the same transaction as the audit
-line and the state change, so there is no change without its event and no event without its
-change. The worker turns outbox rows into webhook deliveries, enriched with the instance's
-process, business key and organisation.
+Every public event is an audit action (the audit trail is the record of what happened): the
+store gives a catalogued action's audit line its event id and type when it writes it, in the
+transaction of the state change, so the audit trail is the outbox: no change without its event
+and no event without its change. The worker turns those lines into webhook deliveries, enriched
+with the instance's process, business key and organisation.
 
 An event on the wire (version 1)::
 
@@ -16,7 +16,6 @@ An event on the wire (version 1)::
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -209,43 +208,6 @@ def data_of(entry: AuditEntry) -> dict[str, Any]:
         return {"assignee": entry.actor}
     allowed = (kind.data.get("properties") or {}).keys()
     return {k: v for k, v in details.items() if k in allowed}
-
-
-def entry_json(entry: AuditEntry) -> str:
-    """The audit line an outbox row is made from, as JSON (read back by :func:`entry_from_json`)."""
-    return json.dumps(
-        {
-            "at": entry.at.isoformat(),
-            "actor": entry.actor,
-            "organisation": entry.organisation,
-            "action": entry.action,
-            "instance_id": entry.instance_id,
-            "task_id": entry.task_id,
-            "element_id": entry.element_id,
-            "definition_id": entry.definition_id,
-            "details": entry.details,
-            "data_digest": entry.data_digest,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-        default=str,
-    )
-
-
-def entry_from_json(text: str) -> AuditEntry:
-    raw = json.loads(text)
-    return AuditEntry(
-        at=datetime.fromisoformat(raw["at"]),
-        actor=raw["actor"],
-        organisation=raw.get("organisation"),
-        action=raw["action"],
-        instance_id=raw.get("instance_id"),
-        task_id=raw.get("task_id"),
-        element_id=raw.get("element_id"),
-        definition_id=raw.get("definition_id"),
-        details=raw.get("details") or {},
-        data_digest=raw.get("data_digest"),
-    )
 
 
 def new_event_id() -> str:

@@ -408,10 +408,12 @@ class Subscription:
     disabled_at: datetime | None = None
     disabled_reason: str | None = None
 
+    def wants_type(self, event_type: str) -> bool:
+        """The type filter alone (no filter: every type)."""
+        return not self.event_types or event_type in self.event_types
+
     def wants(self, event_type: str, organisation: str | None) -> bool:
-        if not self.active:
-            return False
-        if self.event_types and event_type not in self.event_types:
+        if not self.active or not self.wants_type(event_type):
             return False
         return self.organisation is None or self.organisation == organisation
 

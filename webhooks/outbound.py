@@ -100,7 +100,7 @@ def dispatch(store: Store, clock: Clock, owner: str, batch: int = 500, lease_sec
         instances: dict[str, InstanceRecord | None] = {}
         deliveries: list[DeliveryRecord] = []
         for event in claimed:
-            if not any(not s.event_types or event.type in s.event_types for s in subscriptions):
+            if not any(s.wants_type(event.type) for s in subscriptions):
                 continue  # nobody listens for this type: no instance to read, nothing to queue
             instance = None
             if event.instance_id:

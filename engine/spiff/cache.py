@@ -39,18 +39,15 @@ class RuntimeCache:
             return None
 
     def keep(self, instance_id: str, version: int, runtime: Runtime) -> None:
-        """Remember ``runtime`` as committed ``version`` of the instance (call after the commit)."""
-        if self.size == 0:
+        """Remember ``runtime`` as committed ``version`` of the instance (call after the commit); a
+        finished workflow is not kept, no command will take it."""
+        if self.size == 0 or runtime.completed:
             return
         with self._lock:
             self._entries[instance_id] = (version, runtime)
             self._entries.move_to_end(instance_id)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-
-    def forget(self, instance_id: str) -> None:
-        with self._lock:
-            self._entries.pop(instance_id, None)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -34,19 +34,10 @@ from engine.clock import VirtualClock
 from engine.engine import Engine
 from tests.acceptance.conftest import CSRF, Client
 from tests.acceptance.test_api import PUBLIC_HOOK, Users, changed_tables, db_state, upload
-from tests.acceptance.test_api_access import World, fresh_bpmn
+from tests.acceptance.test_api_access import LOGINS, OUTSIDERS, World, fresh_bpmn
 from tests.acceptance.test_ui_work import APPLICATION
 
 CALLERS = ["anonymous", "other-token", "mouo-other", "expert", "mouo-own", "coordinator", "ministry", "admin"]
-LOGINS = {
-    "mouo-other": "kopeysk-go",
-    "expert": "expert",
-    "mouo-own": "troitsk-go",
-    "coordinator": "coordinator",
-    "ministry": "ministry",
-    "admin": "admin",
-}
-OUTSIDERS = ("other-token", "mouo-other", "expert")
 # Columns of EXPECTED (the anonymous caller is checked separately: the login page, or PUBLIC).
 COLUMNS = CALLERS[1:]
 BLUEPRINTS = ("ui", "feeds")

@@ -140,12 +140,6 @@ def test_event_types_of_actions() -> None:
     assert {e["type"] for e in events.catalogue()} == set(events.NAMES)
 
 
-def test_the_audit_line_round_trips_through_the_outbox_json() -> None:
-    line = entry("deadline.changed", deadline_id="d1", to="2026-03-10", reason="продление", nested={"a": [1, 2]})
-    back = events.entry_from_json(events.entry_json(line))
-    assert same_line(back, line)
-
-
 # -- real events through the engine ----------------------------------------------------------------------
 
 
